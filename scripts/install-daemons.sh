@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real daemons the tests and the demo talk to: LXD 5.0 (Debian) and
+# Incus 6.0 (bookworm-backports), plus busybox for test images. Idempotent.
+set -euo pipefail
+
+need=()
+command -v lxd >/dev/null 2>&1 || need+=(lxd lxd-client)
+[ -x /usr/libexec/incus/incusd ] || need+=(incus)
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+command -v squashfs >/dev/null 2>&1 || command -v mksquashfs >/dev/null 2>&1 || need+=(squashfs-tools)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-daemons: missing ${need[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Incus 6.0 is only in bookworm-backports: add it on the Debian mirror already configured.
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | tr -d ' ' || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  echo "deb ${mirror%/} bookworm-backports main" > /etc/apt/sources.list.d/lxdimages-backports.list
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends lxd lxd-client busybox-static xz-utils squashfs-tools >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null
