@@ -483,14 +483,14 @@ class ImageManager:
                 length=length,
             )
         else:
-            meta_chunks, meta_name, _ = iter_source(metadata)
+            meta_chunks, _, _ = iter_source(metadata)
             first = next(chunks, b"")
             operation = self._upload_split(
                 meta_chunks,
                 _prepend(first, chunks),
                 rootfs_name=rootfs_part_name(first),
                 public=public,
-                filename=filename or meta_name,
+                filename=filename or data_name,
                 properties=properties,
                 aliases=alias_list,
             )
@@ -543,9 +543,14 @@ class ImageManager:
         headers = upload_headers(
             self._client.dialect, public=public, filename=filename, properties=properties
         )
+        # The daemons name a split image after its rootfs part's file name.
         files = {
             "metadata": ("metadata", ChunkReader(metadata, hasher), "application/octet-stream"),
-            rootfs_name: (rootfs_name, ChunkReader(rootfs, hasher), "application/octet-stream"),
+            rootfs_name: (
+                filename or rootfs_name,
+                ChunkReader(rootfs, hasher),
+                "application/octet-stream",
+            ),
         }
         envelope = self._client.request(
             ApiRequest("POST", f"{API}/images", headers=headers), files=files, timeout=None
