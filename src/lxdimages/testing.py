@@ -268,7 +268,10 @@ def write_unified_image(
     """
     path = Path(path)
     props = dict(properties or {"os": "busybox", "release": "1.36", "description": "test"})
-    with tarfile.open(path, "w:gz" if compress else "w", compresslevel=1) as archive:
+    archive_file = (
+        tarfile.open(path, "w:gz", compresslevel=1) if compress else tarfile.open(path, "w")
+    )
+    with archive_file as archive:
         _add_bytes(archive, "metadata.yaml", _metadata_yaml(props, architecture))
         _add_rootfs(archive, "rootfs/", payload_size)
     return path
