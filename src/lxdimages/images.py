@@ -262,14 +262,13 @@ class Image:
         public = self.public if public is None else public
         auto_update = self.auto_update if auto_update is None else auto_update
         aliases = [dict(a) for a in self.aliases] if copy_aliases else []
-        target = new_client.images
-        target._check_aliases_free([a["name"] for a in aliases])
         server = _https_url(self.client)
         if mode == "pull" and server is None:
             raise ValueError(
                 f"pull copy impossible: {self.client.endpoint} does not listen on HTTPS "
                 "(set core.https_address, or use mode='relay')"
             )
+        new_client.images._check_aliases_free([a["name"] for a in aliases])
         if mode == "relay" or server is None:
             return self._relay(new_client, public, aliases, wait)
         operation = self._pull(new_client, server, public, auto_update, aliases)
@@ -281,6 +280,10 @@ class Image:
             if mode == "pull":
                 raise
         return self._relay(new_client, public, aliases, wait=True)
+
+    def copy_mode(self) -> Literal["pull", "relay"]:
+        """How ``copy(mode="auto")`` starts: ``pull`` if this image's daemon listens on HTTPS."""
+        return "relay" if _https_url(self.client) is None else "pull"
 
     def _pull(
         self,
@@ -296,7 +299,8 @@ class Image:
             secret = str(self.client.operation(envelope.metadata).metadata["secret"])
         source = remote_image_source(
             server,
-            self.client.dialect.remote_protocol,
+            # The API is the same either way; each target knows it by its own name.
+            new_client.dialect.remote_protocol,
             fingerprint=self.fingerprint,
             certificate=self.client.server_certificate,
             secret=secret,

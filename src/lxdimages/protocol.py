@@ -53,7 +53,7 @@ class Dialect(enum.Enum):
 
     @property
     def remote_protocol(self) -> str:
-        """The ``protocol`` a target names when it pulls from a daemon of this dialect."""
+        """The ``protocol`` name this daemon gives the daemons' API when it pulls from one."""
         return "incus" if self is Dialect.INCUS else "lxd"
 
 

@@ -27,6 +27,7 @@ from support.pki import KeyPair, make_ca, make_self_signed, make_server_cert
 class PKI:
     ca: KeyPair
     server: KeyPair  # the image server's, signed by the CA
+    pinned_server: KeyPair  # self-signed: trusted only where pinned
     client: KeyPair  # trusted by the HTTPS daemons
     stranger: KeyPair  # trusted by nobody
     bundle: Path  # system roots + the test CA, for the daemons' SSL_CERT_FILE
@@ -44,6 +45,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return PKI(
         ca=ca,
         server=server,
+        pinned_server=make_self_signed(directory, "pinned-server", "pinned image server"),
         client=make_self_signed(directory, "client", "lxdimages-client"),
         stranger=make_self_signed(directory, "stranger", "stranger"),
         bundle=bundle,
@@ -93,9 +95,24 @@ def image_server(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pinned_server(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
+    """An image server whose self-signed certificate no daemon trusts unless pinned."""
+    server = ImageServer(tmp_path_factory.mktemp("pinned"), pki.pinned_server).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def tree(image_server: ImageServer) -> SimplestreamsTree:
-    return SimplestreamsTree(image_server.root)
+    """A fresh tree on the CA-signed server (the daemons trust it like a public one)."""
+    return image_server.new_tree()
+
+
+@pytest.fixture
+def pinned_tree(pinned_server: ImageServer) -> SimplestreamsTree:
+    """A fresh tree on the self-signed server: reachable only with its pinned certificate."""
+    return pinned_server.new_tree()
 
 
 def _purge(daemon: ThrowawayDaemon) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import ssl
 import threading
@@ -31,8 +32,9 @@ def sha256_file(path: Path) -> str:
 class SimplestreamsTree:
     """A minimal simplestreams tree of unified images, readable by LXD 5.0 and Incus 6.0."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, url: str) -> None:
         self.root = root
+        self.url = url
         self.products: dict[str, Any] = {}
         (root / "streams/v1").mkdir(parents=True, exist_ok=True)
         (root / "images").mkdir(exist_ok=True)
@@ -94,15 +96,16 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def _direct(self) -> bool:
-        if not self.path.startswith("/direct/"):
+        """``/<tree>/direct/<file>``: the answer create_from_url reads for ``<tree>/images/<file>``."""
+        tree, marker, name = self.path.lstrip("/").partition("/direct/")
+        if not marker:
             return False
-        name = self.path[len("/direct/") :]
-        target = self.server.root / "images" / name
-        if "/" in name or not target.is_file():
+        target = self.server.root / tree / "images" / name
+        if "/" in name or "/" in tree or not target.is_file():
             self.send_error(HTTPStatus.NOT_FOUND)
             return True
         digest = sha256_file(target)
-        url = f"{self.server.url}/images/{name}"
+        url = f"{self.server.url}/{tree}/images/{name}"
         self.send_response(HTTPStatus.OK)
         for prefix in ("LXD", "Incus"):
             self.send_header(f"{prefix}-Image-Hash", digest)
@@ -121,7 +124,11 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class ImageServer(ThreadingHTTPServer):
-    """HTTPS on loopback, serving ``root`` (a simplestreams tree) and ``/direct/<file>``."""
+    """HTTPS on loopback, serving the trees under ``root`` and their ``direct/<file>`` URLs.
+
+    The daemons cache a simplestreams server's index by URL, so each test gets
+    a tree of its own at its own URL (``new_tree``).
+    """
 
     daemon_threads = True
 
@@ -134,6 +141,10 @@ class ImageServer(ThreadingHTTPServer):
         self.socket = context.wrap_socket(self.socket, server_side=True)
         self.url = f"https://{host}:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def new_tree(self) -> SimplestreamsTree:
+        name = f"tree-{secrets.token_hex(4)}"
+        return SimplestreamsTree(self.root / name, f"{self.url}/{name}")
 
     def start(self) -> ImageServer:
         self._thread.start()
