@@ -98,14 +98,20 @@ def default_client_cert() -> tuple[str, str] | None:
     return None
 
 
-def _is_self_signed_leaf(pem_path: str) -> bool:
-    """Whether the file holds one self-signed certificate: a pinned server certificate."""
+def _is_pinned_leaf(pem_path: str) -> bool:
+    """Whether the file holds exactly one non-CA certificate: a pinned daemon's own."""
     data = Path(pem_path).read_bytes()
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as error:
         raise ValueError(f"{pem_path}: not a PEM certificate file ({error})") from None
-    return len(certs) == 1 and certs[0].issuer == certs[0].subject
+    if len(certs) != 1:
+        return False
+    try:
+        constraints = certs[0].extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return True
+    return not constraints.value.ca
 
 
 def ssl_context(verify: TLSVerify, cert: tuple[str, str] | None) -> ssl.SSLContext:
@@ -124,10 +130,11 @@ def ssl_context(verify: TLSVerify, cert: tuple[str, str] | None) -> ssl.SSLConte
         pem = os.fspath(verify)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cafile=pem)
-        if _is_self_signed_leaf(pem):
-            # A pinned daemon certificate is its own trust anchor; daemons name
-            # their host in it, not the address a cluster member listens on, as
-            # the Go client does when a remote's certificate is pinned.
+        if _is_pinned_leaf(pem):
+            # A pinned daemon certificate is its own trust anchor, whoever signed
+            # it; daemons name their host in it, not the address a cluster member
+            # listens on, so, as the Go client does for a pinned remote, the
+            # certificate itself is the identity and host names are not compared.
             ctx.check_hostname = False
             ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +57,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 class Daemons:
     lxd: ThrowawayDaemon  # unix socket only
     incus: ThrowawayDaemon  # unix socket, and HTTPS (so Incus can be a pull source)
-    lxd2: ThrowawayDaemon  # HTTPS: the remote LXD
+    lxd2: ThrowawayDaemon  # HTTPS, with a certificate from the test CA: the remote LXD
     incus2: ThrowawayDaemon  # unix socket only
 
     def all(self) -> list[ThrowawayDaemon]:
@@ -74,6 +75,10 @@ def daemons(pki: PKI) -> Iterator[Daemons]:
         lxd2=ThrowawayDaemon("lxd", environment=env),
         incus2=ThrowawayDaemon("incus", environment=env),
     )
+    # lxd2 presents a certificate signed by the test CA, so verify=<CA file> is
+    # tested with host-name checks; the others keep their own self-signed ones.
+    shutil.copyfile(pki.server.cert_path, started.lxd2.directory / "server.crt")
+    shutil.copyfile(pki.server.key_path, started.lxd2.directory / "server.key")
     try:
         with ThreadPoolExecutor(4) as pool:
             for future in [pool.submit(d.start) for d in started.all()]:

@@ -68,6 +68,16 @@ def test_https_with_pinned_certificate(remote: ThrowawayDaemon, pki: PKI, tmp_pa
         assert client.images.all() == []
 
 
+def test_verify_with_a_ca_file(daemons: Daemons, pki: PKI) -> None:
+    with Client(daemons.lxd2.https_url, cert=pki.client.as_tuple(), verify=pki.ca.cert_path) as c:
+        assert c.trusted
+    # The same CA does not vouch for a name the certificate does not carry.
+    url = daemons.lxd2.https_url.replace("127.0.0.1", "localhost")
+    with Client(url, cert=pki.client.as_tuple(), verify=pki.ca.cert_path) as client:
+        with pytest.raises(ClientConnectionFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            client.host_info  # noqa: B018
+
+
 def test_wrong_pinned_certificate_is_refused(
     remote: ThrowawayDaemon, pki: PKI, daemons: Daemons, tmp_path: Path
 ) -> None:
