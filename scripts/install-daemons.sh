@@ -17,6 +17,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+. /etc/os-release
+if [ "${ID:-}" != debian ]; then
+  # Ubuntu ships LXD only as a snap, whose wrapper ignores LXD_DIR: the throwaway
+  # daemons the tests start need the Debian packages.
+  echo "install-daemons: needs Debian 12 (bookworm); this is ${PRETTY_NAME:-unknown}" >&2
+  echo "install-daemons: install lxd (5.0) and incus (6.0) packages by hand, then rerun" >&2
+  exit 1
+fi
 # Incus 6.0 is only in bookworm-backports: add it on the Debian mirror already configured.
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | tr -d ' ' || true)

@@ -158,9 +158,7 @@ class ThrowawayDaemon:
 
     def trust(self, certificate_pem: str, name: str = "lxdimages-tests") -> None:
         """Trust a client certificate (PEM) for the whole daemon."""
-        body = "".join(
-            line for line in certificate_pem.strip().splitlines() if "-----" not in line
-        )
+        body = "".join(line for line in certificate_pem.strip().splitlines() if "-----" not in line)
         with self.client() as client:
             client.request(
                 ApiRequest(
@@ -268,10 +266,8 @@ def write_unified_image(
     """
     path = Path(path)
     props = dict(properties or {"os": "busybox", "release": "1.36", "description": "test"})
-    archive_file = (
-        tarfile.open(path, "w:gz", compresslevel=1) if compress else tarfile.open(path, "w")
-    )
-    with archive_file as archive:
+    options: dict[str, int] = {"compresslevel": 1} if compress else {}
+    with tarfile.open(path, "w:gz" if compress else "w", **options) as archive:  # type: ignore[call-overload]
         _add_bytes(archive, "metadata.yaml", _metadata_yaml(props, architecture))
         _add_rootfs(archive, "rootfs/", payload_size)
     return path
