@@ -16,7 +16,11 @@ subclasses name the cases callers branch on.
     │   └── OperationFailed           a background operation ended in failure
     ├── OperationTimeout              ``Operation.wait(timeout=...)`` ran out
     ├── FingerprintMismatch           bytes moved do not hash to the image's fingerprint
-    └── SplitImageError               a single-file call was made on a split image
+    ├── SplitImageError               a single-file call was made on a split image
+    ├── InvalidImage                  an image file is not one (no metadata.yaml...)
+    └── SimplestreamsError            a simplestreams server or tree is unusable
+        ├── InvalidStream             a corrupt, truncated or inconsistent index
+        └── StreamImageNotFound       no image for that alias, architecture and type
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ __all__ = [
     "Conflict",
     "FingerprintMismatch",
     "ImageExists",
+    "InvalidImage",
+    "InvalidStream",
     "LXDAPIException",
     "LXDAPIExtensionNotAvailable",
     "LXDImagesError",
@@ -39,7 +45,9 @@ __all__ = [
     "NotTrusted",
     "OperationFailed",
     "OperationTimeout",
+    "SimplestreamsError",
     "SplitImageError",
+    "StreamImageNotFound",
 ]
 
 
@@ -122,3 +130,19 @@ class FingerprintMismatch(LXDImagesError):
 
 class SplitImageError(LXDImagesError):
     """A single-file call was made on a split (metadata + rootfs) image."""
+
+
+class InvalidImage(LXDImagesError):
+    """A file given as an image is not one: unreadable, or without ``metadata.yaml``."""
+
+
+class SimplestreamsError(LXDImagesError):
+    """A simplestreams server or tree cannot be used as asked."""
+
+
+class InvalidStream(SimplestreamsError):
+    """An index or products file is corrupt, truncated or names what is not there."""
+
+
+class StreamImageNotFound(SimplestreamsError):
+    """No image matches that alias or fingerprint for the architecture and type asked."""

@@ -328,6 +328,7 @@ class Image:
                     filename=self.filename,
                     properties=None,
                     aliases=aliases,
+                    expected=self.fingerprint,
                 )
             else:
                 operation = target._upload(
@@ -337,6 +338,7 @@ class Image:
                     properties=None,
                     aliases=aliases,
                     length=self.size,
+                    expected=self.fingerprint,
                 )
         return operation.wait() if wait else operation
 
@@ -518,6 +520,7 @@ class ImageManager:
         properties: Mapping[str, str] | None,
         aliases: list[dict[str, str]],
         length: int | None,
+        expected: str | None = None,
     ) -> Operation[Image]:
         hasher = hashlib.sha256()
         body = ChunkReader(chunks, hasher)
@@ -530,7 +533,7 @@ class ImageManager:
         envelope = self._client.request(
             ApiRequest("POST", f"{API}/images", headers=headers), content=iter(body), timeout=None
         )
-        return self._operation(envelope.metadata, hasher, aliases)
+        return self._operation(envelope.metadata, hasher, aliases, expected)
 
     def _upload_split(
         self,
@@ -542,6 +545,7 @@ class ImageManager:
         filename: str | None,
         properties: Mapping[str, str] | None,
         aliases: list[dict[str, str]],
+        expected: str | None = None,
     ) -> Operation[Image]:
         hasher = hashlib.sha256()
         headers = upload_headers(
@@ -559,17 +563,25 @@ class ImageManager:
         envelope = self._client.request(
             ApiRequest("POST", f"{API}/images", headers=headers), files=files, timeout=None
         )
-        return self._operation(envelope.metadata, hasher, aliases)
+        return self._operation(envelope.metadata, hasher, aliases, expected)
 
     def _operation(
-        self, data: Mapping[str, Any], hasher: Any, aliases: list[dict[str, str]]
+        self,
+        data: Mapping[str, Any],
+        hasher: Any,
+        aliases: list[dict[str, str]],
+        expected: str | None,
     ) -> Operation[Image]:
+        """The upload's operation; its result checks the fingerprint the daemon computed
+        against the bytes sent and, for a relay, against the source's fingerprint.
+        """
+
         def result(operation: Operation[Image]) -> Image:
             fingerprint = str(operation.metadata.get("fingerprint", ""))
             sent = hasher.hexdigest()
-            if fingerprint != sent:
+            if fingerprint != sent or (expected is not None and sent != expected):
                 self._discard(fingerprint)
-                raise exc.FingerprintMismatch(fingerprint, sent, "upload")
+                raise exc.FingerprintMismatch(expected or fingerprint, sent, "upload")
             return self._finish(fingerprint, aliases)
 
         return Operation(self._client, data, result)

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lxdimages.certificates import generate_self_signed
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -95,16 +97,9 @@ def make_server_cert(
 
 
 def make_self_signed(directory: Path, stem: str, common_name: str) -> KeyPair:
-    """A self-signed certificate, as lxc and incus make for their clients."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    cert = (
-        _builder(_name(common_name), _name(common_name), key)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA384())
+    """A self-signed certificate for 127.0.0.1, as lxc and incus make for their clients."""
+    pair = KeyPair(directory / f"{stem}.crt", directory / f"{stem}.key")
+    generate_self_signed(
+        pair.cert_path, pair.key_path, common_name=common_name, hosts=["127.0.0.1"], client=True
     )
-    return _write(directory, stem, cert, key)
+    return pair
