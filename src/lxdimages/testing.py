@@ -280,10 +280,12 @@ def write_split_image(
     properties: Mapping[str, str] | None = None,
     architecture: str = "x86_64",
     vm: bool = False,
+    squashfs: bool = False,
 ) -> tuple[Path, Path]:
     """Write a unique split image: ``(metadata tarball, rootfs)``.
 
-    The rootfs is a tarball for a container, a qcow2 disk for a VM.
+    The rootfs is a tarball for a container (a squashfs with ``squashfs=True``,
+    made by ``mksquashfs``), a qcow2 disk for a VM.
     """
     directory = Path(directory)
     props = dict(properties or {"os": "busybox", "release": "1.36", "description": "split"})
@@ -297,6 +299,20 @@ def write_split_image(
             disk.write(secrets.token_bytes(65536))
             for chunk in _random_chunks(payload_size):
                 disk.write(chunk)
+    elif squashfs:
+        tree = Path(tempfile.mkdtemp(dir=directory, prefix=".rootfs-"))
+        tarball = tree / "rootfs.tar"
+        with tarfile.open(tarball, "w") as archive:
+            _add_rootfs(archive, "", payload_size)
+        with tarfile.open(tarball) as archive:
+            archive.extractall(tree / "fs", filter="tar")
+        rootfs = directory / f"rootfs-{secrets.token_hex(4)}.squashfs"
+        subprocess.run(
+            ["mksquashfs", str(tree / "fs"), str(rootfs), "-noappend", "-quiet", "-comp", "gzip"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(tree)
     else:
         rootfs = directory / f"rootfs-{secrets.token_hex(4)}.tar.gz"
         with tarfile.open(rootfs, "w:gz", compresslevel=1) as archive:

@@ -118,12 +118,22 @@ def make_app(root: str | os.PathLike[str], public_url: str | None = None) -> web
     return app
 
 
-def remote_add_commands(url: str, name: str = "myimages") -> list[str]:
-    """The commands that add a served tree as a simplestreams remote."""
-    return [
-        f"lxc remote add {name} {url} --protocol simplestreams --accept-certificate",
-        f"incus remote add {name} {url} --protocol simplestreams --accept-certificate",
-    ]
+def remote_add_commands(
+    url: str, certificate: str | os.PathLike[str], name: str = "myimages"
+) -> list[str]:
+    """Shell commands that add a served tree as a simplestreams remote of ``lxc`` and
+    ``incus``. Neither client fetches a simplestreams server's certificate itself
+    (``--accept-certificate`` is ignored for that protocol); both read a pinned one
+    from ``servercerts/<remote>.crt`` in their configuration directory.
+    """
+    commands = []
+    for client, directory in (("lxc", "~/.config/lxc"), ("incus", "~/.config/incus")):
+        commands.append(
+            f"mkdir -p {directory}/servercerts && "
+            f"cp {os.fspath(certificate)} {directory}/servercerts/{name}.crt && "
+            f"{client} remote add {name} {url} --protocol simplestreams"
+        )
+    return commands
 
 
 class TreeServer:
