@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
@@ -15,6 +15,7 @@ from python_multipart.multipart import parse_options_header
 
 from . import exceptions as exc
 from .operations import Operation
+from .progress import ProgressCallback, ProgressMeter
 from .protocol import (
     API,
     ApiRequest,
@@ -155,7 +156,26 @@ class Image:
     def _export_request(self) -> ApiRequest:
         return ApiRequest("GET", self.path + "/export")
 
-    def export(self) -> IO[bytes]:
+    @contextmanager
+    def _exported_files(
+        self, progress: ProgressCallback | None
+    ) -> Iterator[Iterator[tuple[str, Iterator[bytes]]]]:
+        """The export as ``(file name, chunks)`` pairs, in fingerprint order, counted."""
+        meter = ProgressMeter(progress, "export", self.size or None)
+        with self.client.stream(self._export_request()) as response:
+            chunks = meter.count(response.iter_bytes(CHUNK_SIZE))
+            if _is_multipart(response):
+                parts = iter_export_parts(response.headers["content-type"], chunks)
+                yield (
+                    (safe_filename(part.filename, f"{part.name}-{self.fingerprint}"), part.chunks)
+                    for part in parts
+                )
+            else:
+                name = safe_filename(_disposition_filename(response), f"{self.fingerprint}.tar.gz")
+                yield iter([(name, chunks)])
+        meter.finish()
+
+    def export(self, *, progress: ProgressCallback | None = None) -> IO[bytes]:
         """The image's tarball as a binary file object, positioned at its start.
 
         The bytes are streamed to an anonymous temporary file (never held in
@@ -164,17 +184,18 @@ class Image:
         for it ``SplitImageError`` is raised; use ``export_to``.
         """
         handle = tempfile.TemporaryFile()  # noqa: SIM115 (returned to the caller)
+        hasher = hashlib.sha256()
         try:
-            with self.client.stream(self._export_request()) as response:
-                if _is_multipart(response):
-                    raise exc.SplitImageError(
-                        f"image {self.fingerprint} is a split image (metadata + rootfs); "
-                        "use export_to(directory) to get both files"
-                    )
-                hasher = hashlib.sha256()
-                for chunk in response.iter_bytes(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    handle.write(chunk)
+            with self._exported_files(progress) as files:
+                for count, (_, chunks) in enumerate(files):
+                    if count:
+                        raise exc.SplitImageError(
+                            f"image {self.fingerprint} is a split image (metadata + rootfs); "
+                            "use export_to(directory) to get both files"
+                        )
+                    for chunk in chunks:
+                        hasher.update(chunk)
+                        handle.write(chunk)
             if hasher.hexdigest() != self.fingerprint:
                 raise exc.FingerprintMismatch(
                     self.fingerprint, hasher.hexdigest(), f"export of {self.fingerprint}"
@@ -185,7 +206,9 @@ class Image:
         handle.seek(0)
         return handle
 
-    def export_to(self, directory: str | os.PathLike[str]) -> list[Path]:
+    def export_to(
+        self, directory: str | os.PathLike[str], *, progress: ProgressCallback | None = None
+    ) -> list[Path]:
         """Write the image into ``directory`` as ``lxc image export`` names it.
 
         A unified image is one file; a split image is the metadata file then the
@@ -194,22 +217,9 @@ class Image:
         """
         writer = VerifiedWriter(directory, self.fingerprint)
         try:
-            with self.client.stream(self._export_request()) as response:
-                if _is_multipart(response):
-                    for part in iter_export_parts(
-                        response.headers["content-type"], response.iter_bytes(CHUNK_SIZE)
-                    ):
-                        writer.write(
-                            safe_filename(part.filename, f"{part.name}-{self.fingerprint}"),
-                            part.chunks,
-                        )
-                else:
-                    writer.write(
-                        safe_filename(
-                            _disposition_filename(response), f"{self.fingerprint}.tar.gz"
-                        ),
-                        response.iter_bytes(CHUNK_SIZE),
-                    )
+            with self._exported_files(progress) as files:
+                for name, chunks in files:
+                    writer.write(name, chunks)
             return writer.commit(f"export of {self.fingerprint}")
         finally:
             writer.discard()
@@ -226,6 +236,7 @@ class Image:
         *,
         mode: CopyMode = ...,
         copy_aliases: bool = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Operation[Image]: ...
 
     @overload
@@ -238,6 +249,7 @@ class Image:
         wait: Literal[True],
         mode: CopyMode = ...,
         copy_aliases: bool = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Image: ...
 
     def copy(
@@ -249,6 +261,7 @@ class Image:
         *,
         mode: CopyMode = "auto",
         copy_aliases: bool = True,
+        progress: ProgressCallback | None = None,
     ) -> Image | Operation[Image]:
         """Copy this image to the daemon of ``new_client`` (LXD or Incus, either way).
 
@@ -258,6 +271,7 @@ class Image:
         the target. ``auto`` pulls when the source listens on HTTPS and, when
         waiting, relays if the pull fails. ``public``/``auto_update`` default to
         this image's settings; its aliases are copied unless ``copy_aliases=False``.
+        ``progress`` gets the relayed bytes, or the target's download progress.
         """
         public = self.public if public is None else public
         auto_update = self.auto_update if auto_update is None else auto_update
@@ -270,16 +284,16 @@ class Image:
             )
         new_client.images._check_aliases_free([a["name"] for a in aliases])
         if mode == "relay" or server is None:
-            return self._relay(new_client, public, aliases, wait)
+            return self._relay(new_client, public, aliases, wait, progress)
         operation = self._pull(new_client, server, public, auto_update, aliases)
         if not wait:
             return operation
         try:
-            return operation.wait()
+            return operation.wait(progress=progress)
         except exc.OperationFailed:
             if mode == "pull":
                 raise
-        return self._relay(new_client, public, aliases, wait=True)
+        return self._relay(new_client, public, aliases, True, progress)
 
     def copy_mode(self) -> Literal["pull", "relay"]:
         """How ``copy(mode="auto")`` starts: ``pull`` if this image's daemon listens on HTTPS."""
@@ -314,10 +328,12 @@ class Image:
         public: bool,
         aliases: list[dict[str, str]],
         wait: bool,
+        progress: ProgressCallback | None,
     ) -> Image | Operation[Image]:
         target = new_client.images
+        meter = ProgressMeter(progress, "relay", self.size or None)
         with self.client.stream(self._export_request()) as response:
-            chunks = response.iter_bytes(CHUNK_SIZE)
+            chunks = meter.count(response.iter_bytes(CHUNK_SIZE))
             if _is_multipart(response):
                 parts = iter_export_parts(response.headers["content-type"], chunks)
                 operation = target._upload_split(
@@ -340,6 +356,7 @@ class Image:
                     length=self.size,
                     expected=self.fingerprint,
                 )
+        meter.finish()
         return operation.wait() if wait else operation
 
     @overload
@@ -441,6 +458,7 @@ class ImageManager:
         filename: str | None = ...,
         aliases: Sequence[str] = ...,
         properties: Mapping[str, str] | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Image: ...
 
     @overload
@@ -454,6 +472,7 @@ class ImageManager:
         filename: str | None = ...,
         aliases: Sequence[str] = ...,
         properties: Mapping[str, str] | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Operation[Image]: ...
 
     def create(
@@ -466,6 +485,7 @@ class ImageManager:
         filename: str | None = None,
         aliases: Sequence[str] = (),
         properties: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Image | Operation[Image]:
         """Upload an image, streaming it; return the new ``Image``.
 
@@ -479,7 +499,13 @@ class ImageManager:
         alias_list = [{"name": name, "description": ""} for name in aliases]
         self._check_aliases_free(list(aliases))
         chunks, data_name, length = iter_source(data)
-        if metadata is None:
+        meta_chunks, _, meta_length = (
+            iter_source(metadata) if metadata is not None else (None, None, 0)
+        )
+        total = None if length is None or meta_length is None else length + meta_length
+        meter = ProgressMeter(progress, "upload", total)
+        chunks = meter.count(chunks)
+        if meta_chunks is None:
             operation = self._upload(
                 chunks,
                 public=public,
@@ -489,10 +515,9 @@ class ImageManager:
                 length=length,
             )
         else:
-            meta_chunks, _, _ = iter_source(metadata)
             first = next(chunks, b"")
             operation = self._upload_split(
-                meta_chunks,
+                meter.count(meta_chunks),
                 _prepend(first, chunks),
                 rootfs_name=rootfs_part_name(first),
                 public=public,
@@ -500,7 +525,8 @@ class ImageManager:
                 properties=properties,
                 aliases=alias_list,
             )
-        return operation.wait() if wait else operation
+        meter.finish()
+        return operation.wait(progress=progress) if wait else operation
 
     def _check_aliases_free(self, names: Sequence[str]) -> None:
         for name in names:
@@ -622,6 +648,7 @@ class ImageManager:
         wait: Literal[False] = ...,
         *,
         certificate: str | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Operation[Image]: ...
 
     @overload
@@ -634,6 +661,7 @@ class ImageManager:
         *,
         wait: Literal[True],
         certificate: str | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Image: ...
 
     def create_from_simplestreams(
@@ -645,6 +673,7 @@ class ImageManager:
         wait: bool = False,
         *,
         certificate: str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Image | Operation[Image]:
         """Have the daemon fetch ``alias`` (or a fingerprint) from a simplestreams server.
 
@@ -652,7 +681,7 @@ class ImageManager:
         """
         source = remote_image_source(server, "simplestreams", alias=alias, certificate=certificate)
         operation = self._start(image_post(source, public=public, auto_update=auto_update))
-        return operation.wait() if wait else operation
+        return operation.wait(progress=progress) if wait else operation
 
     @overload
     def create_from_url(
@@ -661,6 +690,8 @@ class ImageManager:
         public: bool = ...,
         auto_update: bool = ...,
         wait: Literal[False] = ...,
+        *,
+        progress: ProgressCallback | None = ...,
     ) -> Operation[Image]: ...
 
     @overload
@@ -671,6 +702,7 @@ class ImageManager:
         auto_update: bool = ...,
         *,
         wait: Literal[True],
+        progress: ProgressCallback | None = ...,
     ) -> Image: ...
 
     def create_from_url(
@@ -679,6 +711,8 @@ class ImageManager:
         public: bool = False,
         auto_update: bool = False,
         wait: bool = False,
+        *,
+        progress: ProgressCallback | None = None,
     ) -> Image | Operation[Image]:
         """Have the daemon fetch an image from a direct-download URL.
 
@@ -687,7 +721,7 @@ class ImageManager:
         """
         source = {"type": "url", "url": url}
         operation = self._start(image_post(source, public=public, auto_update=auto_update))
-        return operation.wait() if wait else operation
+        return operation.wait(progress=progress) if wait else operation
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

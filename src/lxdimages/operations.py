@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import exceptions as exc
+from .progress import Progress, ProgressCallback, daemon_progress
 from .protocol import API, ApiRequest, error_from, parse_timestamp
 
 if TYPE_CHECKING:
@@ -78,21 +79,29 @@ class Operation(Generic[T]):
         self._update(envelope.metadata)
         return self
 
-    def wait(self, timeout: float | None = None) -> T:
+    def wait(self, timeout: float | None = None, *, progress: ProgressCallback | None = None) -> T:
         """Block until the operation ends; return its result or raise its error.
 
         ``timeout`` (seconds) bounds the wait: past it ``OperationTimeout`` is
         raised and the operation goes on. ``None`` waits as long as it takes.
+        ``progress`` receives the progress the daemon publishes on the operation
+        (the long-poll then returns each second, to read it).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        window = 1 if progress is not None else _POLL_SECONDS
+        reported: Progress | None = None
         while not self.done:
-            remaining = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if progress is not None and (report := daemon_progress(self.metadata)) != reported:
+                reported = report
+                if report is not None:
+                    progress(report)
+            remaining = window if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise exc.OperationTimeout(
                     f"operation {self.id} ({self.description}) still {self.status} "
                     f"after {timeout} s"
                 )
-            seconds = max(1, min(_POLL_SECONDS, int(remaining + 0.999)))
+            seconds = max(1, min(window, int(remaining + 0.999)))
             try:
                 envelope = self._client.request(
                     ApiRequest("GET", self.path + "/wait", params={"timeout": str(seconds)}),
@@ -100,12 +109,13 @@ class Operation(Generic[T]):
                 )
             except exc.NotFound:
                 raise
-            except exc.LXDAPIException:
-                # Incus answers /wait on a failed operation with an error rather than
-                # the operation: read the operation itself to report its failure.
-                if not self.refresh().done:
-                    raise
-                continue
+            except exc.LXDAPIException as error:
+                # Incus answers /wait with an error, not the operation, when the
+                # operation failed ("...") or is still running past the poll's
+                # timeout ("context deadline exceeded"): read the operation itself.
+                if self.refresh().done or "deadline exceeded" in error.message:
+                    continue
+                raise
             self._update(envelope.metadata)
         if self.status != "Success":
             raise error_from(
@@ -115,6 +125,8 @@ class Operation(Generic[T]):
                 default=exc.OperationFailed,
                 operation=self,
             )
+        if progress is not None and reported is not None:
+            progress(Progress(reported.stage, 100, 100, finished=True))
         return self._result(self)
 
     def cancel(self) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from lxdimages import Client, FingerprintMismatch
 from lxdimages.exceptions import InvalidStream, StreamImageNotFound
+from lxdimages.progress import Progress
 from lxdimages.simplestreams import (
     MirrorFilter,
     ServerCertificate,
@@ -280,23 +281,28 @@ def test_relay_from_a_server_into_a_daemon(
 # -- mirroring ------------------------------------------------------------------------
 
 
+def fetched_bytes(reports: list[Progress]) -> dict[str, int]:
+    """Bytes downloaded per file, from the final progress report of each."""
+    return {report.stage: report.done for report in reports if report.finished}
+
+
 def test_mirror_filter_incremental_and_servable(
     published: Published, tmp_path: Path, daemons: Daemons
 ) -> None:
     target = tmp_path / "mirror"
     wanted = MirrorFilter(release={"split", "squashfs"}, architecture={"amd64"})
-    counted: list[int] = []
+    counted: list[Progress] = []
     with SimplestreamsSource(published.trusted.url, verify=False) as src:
         first = mirror(src, target, wanted, progress=counted.append)
         expected = {published.images[a].fingerprint for a in ("bb/split", "bb/squashfs")}
         assert {image.fingerprint for image in first.images} == expected
         assert len(first.fetched) == 4 and not first.kept
-        assert sum(counted) == sum(
-            f.size for a in ("bb/split", "bb/squashfs") for f in published.images[a].files
-        )
+        assert fetched_bytes(counted) == {
+            f.path: f.size for a in ("bb/split", "bb/squashfs") for f in published.images[a].files
+        }
         counted.clear()
         second = mirror(src, target, wanted, progress=counted.append)
-        assert second.fetched == [] and len(second.kept) == 4 and sum(counted) == 0
+        assert second.fetched == [] and len(second.kept) == 4 and counted == []
     cert = ServerCertificate.self_signed(tmp_path / "cert", "127.0.0.1")
     with TreeServer(target, cert, port=0) as server, daemons.incus.client() as client:
         image = client.images.create_from_simplestreams(
@@ -317,12 +323,12 @@ def test_mirror_resumes_an_interrupted_download(published: Published, tmp_path: 
     half = rootfs.size // 2
     partial.write_bytes(source_file.read_bytes()[:half])
     shutil.copyfile(published.root / image.metadata.path, target / image.metadata.path)
-    counted: list[int] = []
+    counted: list[Progress] = []
     with SimplestreamsSource(published.trusted.url, verify=False) as src:
         result = mirror(src, target, MirrorFilter(release={"split"}), progress=counted.append)
     assert result.resumed == [rootfs.path]
     assert result.kept == [image.metadata.path]
-    assert sum(counted) == rootfs.size - half
+    assert fetched_bytes(counted) == {rootfs.path: rootfs.size - half}
     assert (target / rootfs.path).read_bytes() == source_file.read_bytes()
     assert not partial.exists()
 

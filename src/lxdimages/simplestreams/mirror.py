@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import FingerprintMismatch, InvalidStream
+from ..progress import ProgressCallback, ProgressMeter
 from ..streams import CHUNK_SIZE
 from .model import (
     COMBINED_KEYS,
@@ -139,7 +140,7 @@ def _fetch(
     relative: str,
     target: Path,
     sha256: str,
-    progress: Callable[[int], None] | None,
+    progress: ProgressCallback | None,
 ) -> bool:
     """Download ``relative`` to ``target`` through ``<target>.partial``, resuming it;
     rename only once its sha256 matches. Returns whether a partial file was resumed.
@@ -153,12 +154,12 @@ def _fetch(
             while chunk := handle.read(CHUNK_SIZE):
                 digest.update(chunk)
                 offset += len(chunk)
+    meter = ProgressMeter(progress, relative, None)
     with source.open(relative, offset) as chunks, partial.open("ab") as out:
-        for chunk in chunks:
+        for chunk in meter.count(chunks):
             digest.update(chunk)
             out.write(chunk)
-            if progress is not None:
-                progress(len(chunk))
+    meter.finish()
     if digest.hexdigest() != sha256:
         partial.unlink()
         raise FingerprintMismatch(sha256, digest.hexdigest(), f"{source.url}/{relative}")
@@ -171,7 +172,7 @@ def mirror(
     target: str | os.PathLike[str],
     wanted: MirrorFilter | None = None,
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> MirrorResult:
     """Bring the tree at ``target`` in step with the images of ``source`` that
     ``wanted`` accepts. Files are fetched first, the index written last, and files

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import httpx
 
 from ..exceptions import ClientConnectionFailed, InvalidStream, SimplestreamsError
+from ..progress import ProgressCallback, ProgressMeter
 from ..streams import CHUNK_SIZE, VerifiedWriter
 from ..transport import DEFAULT_TIMEOUT, TLSVerify, ssl_context
 from .model import (
@@ -157,6 +158,7 @@ class SimplestreamsSource:
         public: bool = ...,
         aliases: Sequence[str] = ...,
         wait: Literal[True] = ...,
+        progress: ProgressCallback | None = ...,
     ) -> Image: ...
 
     @overload
@@ -168,6 +170,7 @@ class SimplestreamsSource:
         public: bool = ...,
         aliases: Sequence[str] = ...,
         wait: Literal[False],
+        progress: ProgressCallback | None = ...,
     ) -> Operation[Image]: ...
 
     def copy(
@@ -178,6 +181,7 @@ class SimplestreamsSource:
         public: bool = False,
         aliases: Sequence[str] = (),
         wait: bool = True,
+        progress: ProgressCallback | None = None,
     ) -> Image | Operation[Image]:
         """Relay the image into a daemon through this process, for daemons that
         cannot reach the server themselves. The daemon's fingerprint must equal
@@ -185,7 +189,9 @@ class SimplestreamsSource:
         """
         alias_list = [{"name": name, "description": ""} for name in aliases]
         client.images._check_aliases_free(list(aliases))
-        with self.open(image.metadata.path) as metadata:
+        meter = ProgressMeter(progress, "relay", image.size)
+        with self.open(image.metadata.path) as raw_metadata:
+            metadata = meter.count(raw_metadata)
             if image.rootfs is None:
                 operation = client.images._upload(
                     metadata,
@@ -200,7 +206,7 @@ class SimplestreamsSource:
                 with self.open(image.rootfs.path) as rootfs:
                     operation = client.images._upload_split(
                         metadata,
-                        rootfs,
+                        meter.count(rootfs),
                         rootfs_name="rootfs.img" if image.type == "virtual-machine" else "rootfs",
                         public=public,
                         filename=image.rootfs.name,
@@ -208,4 +214,5 @@ class SimplestreamsSource:
                         aliases=alias_list,
                         expected=image.fingerprint,
                     )
-        return operation.wait() if wait else operation
+        meter.finish()
+        return operation.wait(progress=progress) if wait else operation
