@@ -56,29 +56,32 @@ class Endpoint:
         return cls("http://unix.socket", text)
 
 
-def _socket_candidates() -> list[Path]:
+def _socket_candidates(kind: str | None) -> list[Path]:
     """Unix sockets in the order the daemons' own command-line tools look for them."""
     found: list[Path] = []
-    if lxd_dir := os.environ.get("LXD_DIR"):
-        found.append(Path(lxd_dir) / "unix.socket")
-    found += [
-        Path("/var/snap/lxd/common/lxd/unix.socket"),
-        Path("/var/lib/lxd/unix.socket"),
-    ]
-    if incus_dir := os.environ.get("INCUS_DIR"):
-        found.append(Path(incus_dir) / "unix.socket")
-    found.append(Path("/var/lib/incus/unix.socket"))
+    if kind in (None, "lxd"):
+        if lxd_dir := os.environ.get("LXD_DIR"):
+            found.append(Path(lxd_dir) / "unix.socket")
+        found += [Path("/var/snap/lxd/common/lxd/unix.socket"), Path("/var/lib/lxd/unix.socket")]
+    if kind in (None, "incus"):
+        if incus_dir := os.environ.get("INCUS_DIR"):
+            found.append(Path(incus_dir) / "unix.socket")
+        found.append(Path("/var/lib/incus/unix.socket"))
     return found
 
 
-def find_local_socket() -> str:
-    """The first local daemon socket that exists, or ``ClientConnectionFailed``."""
-    candidates = _socket_candidates()
+def find_local_socket(kind: str | None = None) -> str:
+    """The first local daemon socket that exists (of ``kind`` "lxd" or "incus" if
+    given), or ``ClientConnectionFailed``.
+    """
+    candidates = _socket_candidates(kind)
     for path in candidates:
         if path.exists():
             return str(path)
     tried = ", ".join(str(p) for p in candidates)
-    raise ClientConnectionFailed(f"no local LXD or Incus socket found (looked at {tried})")
+    raise ClientConnectionFailed(
+        f"no local {kind or 'LXD or Incus'} socket found (looked at {tried})"
+    )
 
 
 def default_client_cert() -> tuple[str, str] | None:
