@@ -86,15 +86,31 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _what_failed(ctx: click.Context) -> str:
-    """The command as typed, without its options: ``export bb/s out``."""
-    words = [w for w in sys.argv[1:] if not w.startswith("-")]
-    if ctx.invoked_subcommand and ctx.invoked_subcommand in words:
-        words = words[words.index(ctx.invoked_subcommand) :]
-    return " ".join(words)[:200] or "lxdimages"
+    """The command that failed and its arguments: ``export bb/s out``."""
+    running: click.Context | None = (ctx.obj or {}).get("running")
+    if running is None:
+        return "lxdimages"
+    words = [running.command_path.removeprefix(ctx.command_path).strip()]
+    for param in running.command.params:
+        if isinstance(param, click.Argument) and running.params.get(param.name or ""):
+            value = running.params[param.name or ""]
+            words += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+    return " ".join(words)
+
+
+class _Command(click.Command):
+    """Remembers the running command, for the error line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.find_root().ensure_object(dict)["running"] = ctx
+        return super().invoke(ctx)
 
 
 class _Group(click.Group):
     """Turns library errors into one line, a hint and an exit code."""
+
+    command_class = _Command
+    group_class = type
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
