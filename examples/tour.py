@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import lxdimages
+from lxdimages.simplestreams import ServerCertificate, Tree, TreeServer
 from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
 
 
@@ -141,8 +142,45 @@ def tour(client: lxdimages.Client, work: Path, made: list[lxdimages.Image]) -> N
             show(f"{label}: {type(error).__name__}: {error}")
     show(f"images before and after: {before} and {len(client.images.all())}")
 
+    say("Publishing the image into a simplestreams tree and serving it over HTTPS")
+    tree = Tree(work / "tree")
+    published = tree.add(tarball, aliases=["tour/busybox"])
+    cert = ServerCertificate.self_signed(work / "cert", "127.0.0.1")
+    show(f"published {published.product} {published.version}")
+    with TreeServer(tree.root, cert, port=0) as server:
+        show(f"serving {server.url} (certificate {cert.fingerprint[:16]}...)")
+        image.delete(wait=True)
+        say("create_from_simplestreams(server, alias, certificate=<pinned PEM>)")
+        image = client.images.create_from_simplestreams(
+            server.url, "tour/busybox", wait=True, certificate=cert.pem
+        )
+        made.append(image)
+        show(f"the daemon downloaded {image.fingerprint[:12]}; update_source: "
+             f"{image.update_source and image.update_source['server']}")
+        copy_and_url(image, split, server, cert, work)
+
+    say("image.delete(wait=True)")
+    image.delete(wait=True)
+    show(f"exists: {client.images.exists(image.fingerprint)}")
+
+
+def copy_and_url(
+    image: lxdimages.Image,
+    split: lxdimages.Image,
+    server: TreeServer,
+    cert: ServerCertificate,
+    work: Path,
+) -> None:
+    # A URL source is checked with the daemon's own trust roots (no pinning):
+    # this throwaway Incus trusts the tour's server through SSL_CERT_FILE.
+    bundle = work / "roots.pem"
+    system_roots = Path("/etc/ssl/certs/ca-certificates.crt")
+    bundle.write_text((system_roots.read_text() if system_roots.exists() else "") + cert.pem)
     say("copy(): to a throwaway Incus daemon (relay through this process: LXD -> Incus)")
-    with ThrowawayDaemon("incus") as incus_daemon, incus_daemon.client() as incus:
+    with (
+        ThrowawayDaemon("incus", environment={"SSL_CERT_FILE": str(bundle)}) as incus_daemon,
+        incus_daemon.client() as incus,
+    ):
         copied = image.copy(incus, wait=True)
         show(f"copied {copied.fingerprint[:12]} aliases={[a['name'] for a in copied.aliases]} "
              f"by {image.copy_mode()}")
@@ -151,10 +189,9 @@ def tour(client: lxdimages.Client, work: Path, made: list[lxdimages.Image]) -> N
         say("delete(wait=True) on the copy")
         copied.delete(wait=True)
         show(f"exists on Incus: {incus.images.exists(copied.fingerprint)}")
-
-    say("image.delete(wait=True)")
-    image.delete(wait=True)
-    show(f"exists: {client.images.exists(image.fingerprint)}")
+        say("create_from_url(<server>/direct/tour/busybox) on Incus")
+        from_url = incus.images.create_from_url(f"{server.url}/direct/tour/busybox", wait=True)
+        show(f"the daemon fetched {from_url.fingerprint[:12]} from the direct URL")
 
 
 if __name__ == "__main__":
