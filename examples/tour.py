@@ -26,20 +26,28 @@ def show(text: str) -> None:
     print(f"   {text}")
 
 
-@contextlib.contextmanager
-def local_or_throwaway() -> Iterator[lxdimages.Client]:
+def local_client() -> lxdimages.Client | None:
+    """The local daemon's client, if one answers."""
     try:
         client = lxdimages.Client()
         client.host_info  # noqa: B018 (does the local daemon answer?)
-        say(f"Using the local daemon at {client.endpoint}")
-        yield client
-        client.close()
     except lxdimages.ClientConnectionFailed:
-        say("No local daemon answers: starting a private throwaway LXD")
-        with ThrowawayDaemon("lxd") as daemon:
-            show(f"LXD_DIR={daemon.directory}")
-            with daemon.client() as client:
-                yield client
+        return None
+    return client
+
+
+@contextlib.contextmanager
+def local_or_throwaway() -> Iterator[lxdimages.Client]:
+    client = local_client()
+    if client is not None:
+        say(f"Using the local daemon at {client.endpoint}")
+        with client:
+            yield client
+        return
+    say("No local daemon answers: starting a private throwaway LXD")
+    with ThrowawayDaemon("lxd") as daemon, daemon.client() as throwaway:
+        show(f"LXD_DIR={daemon.directory}")
+        yield throwaway
 
 
 def main() -> None:
