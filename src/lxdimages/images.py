@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from .protocol import (
 )
 from .streams import (
     CHUNK_SIZE,
+    BackgroundHash,
     ChunkReader,
     ImageData,
     VerifiedWriter,
@@ -163,7 +163,9 @@ class Image:
         """The export as ``(file name, chunks)`` pairs, in fingerprint order, counted."""
         meter = ProgressMeter(progress, "export", self.size or None)
         with self.client.stream(self._export_request()) as response:
-            chunks = meter.count(response.iter_bytes(CHUNK_SIZE))
+            # iter_raw: the daemons send exports uncompressed, and the raw stream
+            # is twice as fast as re-chunked bytes.
+            chunks = meter.count(response.iter_raw())
             if _is_multipart(response):
                 parts = iter_export_parts(response.headers["content-type"], chunks)
                 yield (
@@ -184,7 +186,7 @@ class Image:
         for it ``SplitImageError`` is raised; use ``export_to``.
         """
         handle = tempfile.TemporaryFile()  # noqa: SIM115 (returned to the caller)
-        hasher = hashlib.sha256()
+        hasher = BackgroundHash()
         try:
             with self._exported_files(progress) as files:
                 for count, (_, chunks) in enumerate(files):
@@ -201,6 +203,7 @@ class Image:
                     self.fingerprint, hasher.hexdigest(), f"export of {self.fingerprint}"
                 )
         except BaseException:
+            hasher.close()
             handle.close()
             raise
         handle.seek(0)
@@ -548,7 +551,7 @@ class ImageManager:
         length: int | None,
         expected: str | None = None,
     ) -> Operation[Image]:
-        hasher = hashlib.sha256()
+        hasher = BackgroundHash()
         body = ChunkReader(chunks, hasher)
         headers = upload_headers(
             self._client.dialect, public=public, filename=filename, properties=properties
@@ -556,10 +559,15 @@ class ImageManager:
         headers["Content-Type"] = "application/octet-stream"
         if length is not None:
             headers["Content-Length"] = str(length)
-        envelope = self._client.request(
-            ApiRequest("POST", f"{API}/images", headers=headers), content=iter(body), timeout=None
-        )
-        return self._operation(envelope.metadata, hasher, aliases, expected)
+        try:
+            envelope = self._client.request(
+                ApiRequest("POST", f"{API}/images", headers=headers),
+                content=iter(body),
+                timeout=None,
+            )
+        finally:
+            sent = hasher.hexdigest()
+        return self._operation(envelope.metadata, sent, aliases, expected)
 
     def _upload_split(
         self,
@@ -573,7 +581,7 @@ class ImageManager:
         aliases: list[dict[str, str]],
         expected: str | None = None,
     ) -> Operation[Image]:
-        hasher = hashlib.sha256()
+        hasher = BackgroundHash()
         headers = upload_headers(
             self._client.dialect, public=public, filename=filename, properties=properties
         )
@@ -586,25 +594,28 @@ class ImageManager:
                 "application/octet-stream",
             ),
         }
-        envelope = self._client.request(
-            ApiRequest("POST", f"{API}/images", headers=headers), files=files, timeout=None
-        )
-        return self._operation(envelope.metadata, hasher, aliases, expected)
+        try:
+            envelope = self._client.request(
+                ApiRequest("POST", f"{API}/images", headers=headers), files=files, timeout=None
+            )
+        finally:
+            sent = hasher.hexdigest()
+        return self._operation(envelope.metadata, sent, aliases, expected)
 
     def _operation(
         self,
         data: Mapping[str, Any],
-        hasher: Any,
+        sent: str,
         aliases: list[dict[str, str]],
         expected: str | None,
     ) -> Operation[Image]:
         """The upload's operation; its result checks the fingerprint the daemon computed
-        against the bytes sent and, for a relay, against the source's fingerprint.
+        against the sha256 of the bytes sent (``sent``) and, for a relay, against
+        the source's fingerprint.
         """
 
         def result(operation: Operation[Image]) -> Image:
             fingerprint = str(operation.metadata.get("fingerprint", ""))
-            sent = hasher.hexdigest()
             if fingerprint != sent or (expected is not None and sent != expected):
                 self._discard(fingerprint)
                 raise exc.FingerprintMismatch(expected or fingerprint, sent, "upload")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -22,6 +24,7 @@ from .exceptions import FingerprintMismatch
 
 __all__ = [
     "CHUNK_SIZE",
+    "BackgroundHash",
     "ChunkReader",
     "ExportPart",
     "ImageData",
@@ -34,6 +37,43 @@ CHUNK_SIZE = 1024 * 1024
 
 #: What ``create`` takes as image data: bytes, a path, or a binary file object.
 ImageData = bytes | str | os.PathLike[str] | IO[bytes]
+
+
+class BackgroundHash:
+    """A sha256 computed on its own thread while the caller moves the bytes.
+
+    hashlib releases the GIL on buffers over 2 KiB, so hashing runs on another
+    core beside the caller's socket and file I/O instead of after it. At most
+    ``depth`` chunks wait for the hasher, which bounds the memory it holds.
+    """
+
+    def __init__(self, start: Any | None = None, depth: int = 4) -> None:
+        self._hash = start if start is not None else hashlib.sha256()
+        self._queue: Queue[bytes | None] = Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Stop the thread (idempotent); the hash then holds every chunk given."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return str(self._hash.hexdigest())
+
+    def copy(self) -> Any:
+        """A hashlib object holding the hash so far (e.g. to start a combined hash)."""
+        self.close()
+        return self._hash.copy()
 
 
 class ChunkReader:
@@ -197,7 +237,7 @@ class VerifiedWriter:
     ) -> None:
         self.directory = Path(directory)
         self.expected = expected_sha256.lower()
-        self.hasher = hashlib.sha256()
+        self.hasher = BackgroundHash()
         self._progress = progress
         self._pending: list[tuple[Path, Path]] = []
 
@@ -223,6 +263,7 @@ class VerifiedWriter:
         return [final for _, final in self._pending]
 
     def discard(self) -> None:
+        self.hasher.close()
         for temporary, _ in self._pending:
             with suppress(FileNotFoundError):
                 temporary.unlink()

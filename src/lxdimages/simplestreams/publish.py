@@ -21,14 +21,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import yaml
 
 from ..exceptions import InvalidImage, InvalidStream
 from ..protocol import QCOW2_MAGIC
-from ..streams import CHUNK_SIZE
+from ..streams import CHUNK_SIZE, BackgroundHash
 from .model import (
     COMBINED_KEYS,
     INDEX_PATH,
@@ -99,40 +98,36 @@ def _rootfs_ftype(path: Path) -> str:
     return "root.tar.xz"  # any tarball: the daemons detect the compression
 
 
-class _HashingCopy:
-    """Copy a file while sha256 hashers run beside the copy, each on its own thread.
-
-    hashlib releases the GIL on large buffers, so hashing overlaps the writes
-    and a second digest (the combined fingerprint) costs no extra wall time.
+def _copy_and_hash(source: Path, target: Path, *hashes: Any) -> None:
+    """Copy ``source`` to ``target`` in the kernel (copy_file_range/sendfile) on one
+    thread while this one reads it into the hashes (all but the first on threads of
+    their own): publishing costs about one sha256 pass, not a copy plus a pass.
     """
+    failure: list[BaseException] = []
 
-    def __init__(self, *hashers: Any) -> None:
-        self.hashers = hashers
-
-    def run(self, source: Path, target: Path) -> None:
-        queues: list[Queue[bytes | None]] = [Queue(maxsize=8) for _ in self.hashers]
-        threads = [
-            threading.Thread(target=self._hash, args=(hasher, queue), daemon=True)
-            for hasher, queue in zip(self.hashers, queues, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
+    def copy() -> None:
         try:
-            with source.open("rb") as reader, target.open("wb") as writer:
-                while chunk := reader.read(CHUNK_SIZE * 4):
-                    for queue in queues:
-                        queue.put(chunk)
-                    writer.write(chunk)
-        finally:
-            for queue in queues:
-                queue.put(None)
-            for thread in threads:
-                thread.join()
+            shutil.copyfile(source, target)
+        except BaseException as error:  # re-raised on the calling thread
+            failure.append(error)
 
-    @staticmethod
-    def _hash(hasher: Any, queue: Queue[bytes | None]) -> None:
-        while (chunk := queue.get()) is not None:
-            hasher.update(chunk)
+    copier = threading.Thread(target=copy, name="publish-copy")
+    copier.start()
+    helpers = [BackgroundHash(start=h) for h in hashes[1:]]
+    try:
+        with source.open("rb") as reader:
+            while chunk := reader.read(CHUNK_SIZE * 4):
+                hashes[0].update(chunk)
+                for helper in helpers:
+                    helper.update(chunk)
+    finally:
+        for helper in helpers:
+            helper.close()
+        copier.join()
+    if failure:
+        raise failure[0]
+    if target.stat().st_size != source.stat().st_size:
+        raise InvalidImage(f"{source.name} changed while it was being published")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -285,13 +280,13 @@ class Tree:
         if metadata is None:
             digest = hashlib.sha256()
             target = staging / f"image{''.join(data.suffixes[-2:]) or '.tar'}"
-            _HashingCopy(digest).run(data, target)
+            _copy_and_hash(data, target, digest)
             item = {"ftype": "", "sha256": digest.hexdigest(), "size": target.stat().st_size}
             return {key: {**item, "ftype": key, "_staged": target.name} for key in COMBINED_KEYS}
         assert rootfs_ftype is not None
         meta_digest = hashlib.sha256()
         meta_target = staging / f"metadata{''.join(metadata.suffixes[-2:]) or '.tar'}"
-        _HashingCopy(meta_digest).run(metadata, meta_target)
+        _copy_and_hash(metadata, meta_target, meta_digest)
         combined = meta_digest.copy()
         rootfs_digest = hashlib.sha256()
         rootfs_name = {
@@ -300,7 +295,7 @@ class Tree:
             "root.tar.xz": f"rootfs{''.join(data.suffixes[-2:]) or '.tar'}",
         }[rootfs_ftype]
         rootfs_target = staging / rootfs_name
-        _HashingCopy(rootfs_digest, combined).run(data, rootfs_target)
+        _copy_and_hash(data, rootfs_target, rootfs_digest, combined)
         meta_item = {
             "sha256": meta_digest.hexdigest(),
             "size": meta_target.stat().st_size,
