@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and the demo talk to: LXD 5.0 (Debian), Incus 6.0
 # (bookworm-backports), nginx (serves simplestreams trees), busybox for test images,
-# tmux (drives the command line in a real terminal in the tests).
+# tmux (drives the command line in a real terminal in the tests), time and curl
+# (the benchmarks' peak RSS and raw HTTP peer).
 # Idempotent.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ -x /usr/bin/time ] || need+=(time)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v squashfs >/dev/null 2>&1 || command -v mksquashfs >/dev/null 2>&1 || need+=(squashfs-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 
@@ -36,5 +39,5 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
   echo "deb ${mirror%/} bookworm-backports main" > /etc/apt/sources.list.d/lxdimages-backports.list
 fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends lxd lxd-client busybox-static xz-utils squashfs-tools nginx-light tmux >/dev/null
+apt-get install -y -qq --no-install-recommends lxd lxd-client busybox-static xz-utils squashfs-tools nginx-light tmux time curl >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null

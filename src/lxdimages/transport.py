@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from cryptography import x509
 
 from .exceptions import ClientConnectionFailed
 
@@ -103,6 +102,8 @@ def default_client_cert() -> tuple[str, str] | None:
 
 def _is_pinned_leaf(pem_path: str) -> bool:
     """Whether the file holds exactly one non-CA certificate: a pinned daemon's own."""
+    from cryptography import x509  # only pinning needs it: keep it off the import path
+
     data = Path(pem_path).read_bytes()
     try:
         certs = x509.load_pem_x509_certificates(data)

@@ -11,8 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from ..images import Image
 from ..simplestreams import StreamImage
@@ -108,6 +106,9 @@ def render(rows: Sequence[Mapping[str, Any]], output_format: str) -> None:
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """A table on stdout, for people."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(header_style="bold")
     for title in headers:
         table.add_column(title, overflow="fold")

@@ -9,11 +9,8 @@ import click
 
 from ..simplestreams import (
     MirrorFilter,
-    ServerCertificate,
     SimplestreamsSource,
     Tree,
-    TreeServer,
-    remote_add_commands,
 )
 from ..simplestreams import (
     mirror as mirror_tree,
@@ -105,6 +102,8 @@ def serve(
     self-signed certificate is made once and its fingerprint printed, with the
     commands that add this server as a remote.
     """
+    from ..simplestreams.server import ServerCertificate, TreeServer, remote_add_commands
+
     if (cert is None) != (key is None):
         raise click.UsageError("give both --cert and --key, or neither")
     certificate = (
