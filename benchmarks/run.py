@@ -537,7 +537,7 @@ def chart(bench: Bench, path: Path) -> None:
         for w in bench.workloads
         for tool in w.samples
     ]
-    figure, axes = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.2))
+    figure, axes = plt.subplots(figsize=(12, 0.32 * len(rows) + 1.2))
     labels = [r[0] for r in rows][::-1]
     values = [r[1] for r in rows][::-1]
     colours = ["#d9534f" if r[2] else "#8c8c8c" for r in rows][::-1]
