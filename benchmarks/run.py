@@ -166,9 +166,13 @@ class Bench:
         tools: dict[str, Callable[[], Sample]],
         after: Callable[[], None] = lambda: None,
     ) -> Workload:
-        """Alternate the tools within each repetition; one warm-up round is not kept."""
+        """Alternate the tools within each repetition; one warm-up round is not kept.
+
+        Each run starts after ``sync``, so none pays for the write-back of another.
+        """
         for rep in range(self.reps + 1):
             for tool, run in tools.items():
+                os.sync()  # no run pays for the previous one's dirty pages
                 sample = run()
                 after()
                 if rep:
@@ -190,6 +194,9 @@ class Bench:
                 "lxdimages": self.python_tool("lxdimages", "import", socket=socket, path=str(unified)),
                 "lxdimages, progress on": self.python_tool(
                     "lxdimages-progress", "import", socket=socket, path=str(unified)
+                ),
+                "lxdimages, verify=False": self.python_tool(
+                    "lxdimages", "import", socket=socket, path=str(unified), verify=False
                 ),
                 "lxdimages CLI (whole process)": self.command_tool(
                     cli, "-q", "import", str(unified), env={**os.environ, "LXD_DIR": str(self.source.directory)}

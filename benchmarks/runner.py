@@ -28,7 +28,8 @@ def lxdimages_call(op: str, args: dict[str, Any], progress: bool) -> Any:
     callback = reports.append if progress else None
     client = lxdimages.Client(args["socket"])
     if op == "import":
-        return lambda: client.images.create(Path(args["path"]), progress=callback)
+        verify = args.get("verify", True)
+        return lambda: client.images.create(Path(args["path"]), progress=callback, verify=verify)
     if op == "import-split":
         return lambda: client.images.create(
             Path(args["rootfs"]), metadata=Path(args["metadata"]), progress=callback

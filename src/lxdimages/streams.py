@@ -49,20 +49,32 @@ class BackgroundHash:
 
     def __init__(self, start: Any | None = None, depth: int = 4) -> None:
         self._hash = start if start is not None else hashlib.sha256()
-        self._queue: Queue[bytes | None] = Queue(maxsize=depth)
+        self._queue: Queue[list[bytes] | None] = Queue(maxsize=depth)
+        # Chunks are handed over in batches of about a MiB: one thread hand-off
+        # per 64 KiB socket read would cost more than the hashing saves.
+        self._batch: list[bytes] = []
+        self._batched = 0
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
+        while (batch := self._queue.get()) is not None:
+            for chunk in batch:
+                self._hash.update(chunk)
 
     def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= CHUNK_SIZE:
+            self._queue.put(self._batch)
+            self._batch, self._batched = [], 0
 
     def close(self) -> None:
         """Stop the thread (idempotent); the hash then holds every chunk given."""
         if self._thread.is_alive():
+            if self._batch:
+                self._queue.put(self._batch)
+                self._batch, self._batched = [], 0
             self._queue.put(None)
             self._thread.join()
 

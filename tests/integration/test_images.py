@@ -60,6 +60,11 @@ def test_create_from_path_names_the_file(client: Client, unified: Path) -> None:
     assert image.properties["os"] == "busybox"
 
 
+def test_create_without_client_side_check(client: Client, unified: Path) -> None:
+    image = client.images.create(unified, verify=False)
+    assert image.fingerprint == sha256(unified)
+
+
 def test_create_from_file_object_streams_it(client: Client, unified: Path) -> None:
     with unified.open("rb") as handle:
         image = client.images.create(handle, filename="given.tar.gz", properties={"team": "ci"})

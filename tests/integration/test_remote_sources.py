@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lxdimages import Client, Conflict, Image, LXDAPIException, Operation
+from lxdimages import Client, Conflict, FingerprintMismatch, Image, LXDAPIException, Operation
 from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
 from support.imageserver import ImageServer, SimplestreamsTree
 
@@ -202,4 +202,17 @@ def test_pull_from_a_unix_only_daemon_is_refused(daemons: Daemons, tmp_path: Pat
         image = source.images.create(write_unified_image(tmp_path / "s.tar.gz"))
         with pytest.raises(ValueError, match="HTTPS"):
             image.copy(target, mode="pull")
+        assert fingerprints(target) == set()
+
+
+def test_relay_of_a_corrupted_source_leaves_nothing(daemons: Daemons, tmp_path: Path) -> None:
+    with daemons.lxd.client() as source, daemons.incus.client() as target:
+        image = source.images.create(write_unified_image(tmp_path / "s.tar.gz"))
+        stored = daemons.lxd.directory / "images" / image.fingerprint
+        data = bytearray(stored.read_bytes())
+        data[len(data) // 3] ^= 0xFF
+        stored.write_bytes(bytes(data))
+        with pytest.raises(FingerprintMismatch) as raised:
+            image.copy(target, wait=True, mode="relay")
+        assert raised.value.expected == image.fingerprint
         assert fingerprints(target) == set()
