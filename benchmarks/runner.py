@@ -40,9 +40,7 @@ def lxdimages_call(op: str, args: dict[str, Any], progress: bool) -> Any:
     if op == "list":
         return lambda: [[getattr(i, a) for a in ATTRIBUTES] for i in client.images.all()]
     if op in ("copy-relay", "copy-pull"):
-        target = lxdimages.Client(
-            args["target"], cert=tuple(args["cert"]), verify=args["pinned"]  # type: ignore[arg-type]
-        )
+        target = lxdimages.Client(args["target"])
         image = client.images.get(args["fingerprint"])
         mode = "relay" if op == "copy-relay" else "pull"
         return lambda: image.copy(target, wait=True, mode=mode, progress=callback)

@@ -1,6 +1,7 @@
 """Serving a simplestreams tree over HTTPS, with the direct-URL answers ``create_from_url`` reads.
 
-Built on aiohttp: static files (with ``Range``, ``HEAD`` and sendfile) from the
+Built on aiohttp, on uvloop's event loop (its TLS transport is several times
+cheaper than asyncio's, which bounds a single download's speed): static files (with ``Range``, ``HEAD`` and sendfile) from the
 tree, and ``/direct/<alias-or-fingerprint>`` answering ``LXD-Image-Hash``/
 ``LXD-Image-URL`` and their ``Incus-`` twins for a unified image. Paths outside
 the tree and hidden files (locks, staging) are refused.
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from ..certificates import certificate_fingerprint, generate_self_signed
@@ -114,7 +116,11 @@ def make_app(root: str | os.PathLike[str], public_url: str | None = None) -> web
     app = web.Application(middlewares=[refuse_hidden])
     app.router.add_route("GET", "/direct/{name:.+}", direct)
     app.router.add_route("HEAD", "/direct/{name:.+}", direct)
-    app.router.add_static("/", Path(root), show_index=False, follow_symlinks=False)
+    # 1 MiB reads: over TLS (no sendfile) each chunk is read on a thread, then
+    # encrypted on the loop; fewer, larger chunks keep up with nginx.
+    app.router.add_static(
+        "/", Path(root), show_index=False, follow_symlinks=False, chunk_size=1 << 18
+    )
     return app
 
 
@@ -186,7 +192,8 @@ class TreeServer:
 
     def run(self) -> None:
         """Serve in the foreground until interrupted."""
-        asyncio.run(self._serve_forever())
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._serve_forever())
 
     async def _serve_forever(self) -> None:
         await self._start()
@@ -200,7 +207,7 @@ class TreeServer:
         """Serve on a background thread; return once the port is open."""
 
         def target() -> None:
-            loop = asyncio.new_event_loop()
+            loop = uvloop.new_event_loop()
             self._loop = loop
             try:
                 loop.run_until_complete(self._start())
