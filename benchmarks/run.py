@@ -250,6 +250,15 @@ class Bench:
                 ),
             }
             if pylxd_too:
+                # What bounds a verified export on this machine: the same download
+                # without the hash, and the hash alone, beside the full call.
+                tools["analysis: Python download, no sha256"] = self.python_tool(
+                    "lxdimages", "download-only", socket=socket, fingerprint=fingerprint,
+                    directory=str(out),
+                )
+                tools["analysis: sha256 pass alone"] = self.python_tool(
+                    "lxdimages", "sha256", path=str(self.unified), socket=""
+                )
                 tools["lxdimages CLI (whole process)"] = self.command_tool(
                     cli, "-q", "export", fingerprint, str(out),
                     env={**os.environ, "LXD_DIR": str(self.source.directory)},

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["certificate_fingerprint", "generate_self_signed"]
+__all__ = ["certificate_fingerprint", "generate_self_signed", "write_key_pair"]
 
 
 def _subject_alt_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
@@ -67,7 +67,16 @@ def generate_self_signed(
         builder = builder.add_extension(
             x509.SubjectAlternativeName(_subject_alt_names(hosts)), critical=False
         )
-    cert = builder.sign(key, hashes.SHA384())
+    write_key_pair(builder.sign(key, hashes.SHA384()), key, cert_path, key_path)
+
+
+def write_key_pair(
+    cert: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    cert_path: str | os.PathLike[str],
+    key_path: str | os.PathLike[str],
+) -> None:
+    """Write a certificate and its private key as PEM; the key is created mode 0600."""
     key_file = Path(key_path)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

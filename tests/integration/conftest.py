@@ -6,7 +6,6 @@ fails the tests that need it with the daemon's log; it never turns into a skip.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import ssl
@@ -16,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.imageserver import ImageServer, SimplestreamsTree
+from support.pki import KeyPair, make_ca, make_self_signed, make_server_cert
 
 from lxdimages import Client
 from lxdimages.protocol import API, ApiRequest
 from lxdimages.testing import ThrowawayDaemon, write_unified_image
-from support.imageserver import ImageServer, SimplestreamsTree
-from support.pki import KeyPair, make_ca, make_self_signed, make_server_cert
 
 
 @dataclass

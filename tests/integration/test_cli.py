@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from lxdimages.simplestreams import ServerCertificate, Tree, TreeServer
-from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
+from lxdimages.testing import write_split_image, write_unified_image
 
 from .conftest import PKI, Daemons
 

@@ -7,10 +7,10 @@ import secrets
 from pathlib import Path
 
 import pytest
+from support.imageserver import SimplestreamsTree
 
 from lxdimages import Client, Conflict, FingerprintMismatch, Image, LXDAPIException, Operation
 from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
-from support.imageserver import ImageServer, SimplestreamsTree
 
 from .conftest import PKI, Daemons
 

@@ -28,7 +28,7 @@ from lxdimages.simplestreams import (
     TreeServer,
     mirror,
 )
-from lxdimages.testing import ThrowawayDaemon, free_port, write_split_image, write_unified_image
+from lxdimages.testing import free_port, write_split_image, write_unified_image
 
 from .conftest import PKI, Daemons
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lxdimages.certificates import generate_self_signed
+from lxdimages.certificates import generate_self_signed, write_key_pair
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,9 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write(directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
-    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return KeyPair(cert_path, key_path)
+    pair = KeyPair(directory / f"{stem}.crt", directory / f"{stem}.key")
+    write_key_pair(cert, key, pair.cert_path, pair.key_path)
+    return pair
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:

@@ -6,10 +6,10 @@ import ssl
 from pathlib import Path
 
 import pytest
+from support.pki import make_ca, make_self_signed
 
 from lxdimages.exceptions import ClientConnectionFailed
 from lxdimages.transport import Endpoint, find_local_socket, ssl_context
-from support.pki import make_ca, make_self_signed
 
 
 def test_endpoint_parsing(tmp_path: Path) -> None:

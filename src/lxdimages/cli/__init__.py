@@ -119,7 +119,7 @@ class _Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             message = error.message if isinstance(error, exc.LXDAPIException) else str(error)
-            click.echo(f"Error: {_what_failed(ctx)}: {message}", err=True)
+            click.echo(f"Error: '{_what_failed(ctx)}' failed: {message}", err=True)
             if hint := _hint(error):
                 click.echo(f"Hint: {hint}", err=True)
             ctx.exit(_exit_code(error))

@@ -1,10 +1,10 @@
 """Serving a simplestreams tree over HTTPS, with the direct-URL answers ``create_from_url`` reads.
 
-Built on aiohttp, on uvloop's event loop (its TLS transport is several times
-cheaper than asyncio's, which bounds a single download's speed): static files (with ``Range``, ``HEAD`` and sendfile) from the
-tree, and ``/direct/<alias-or-fingerprint>`` answering ``LXD-Image-Hash``/
-``LXD-Image-URL`` and their ``Incus-`` twins for a unified image. Paths outside
-the tree and hidden files (locks, staging) are refused.
+Built on aiohttp, on uvloop's event loop (its TLS transport costs a fraction of
+asyncio's, which otherwise bounds a single download's speed): static files (with
+``Range`` and ``HEAD``) from the tree, and ``/direct/<alias-or-fingerprint>``
+answering ``LXD-Image-Hash``/``LXD-Image-URL`` and their ``Incus-`` twins for a
+unified image. Paths outside the tree and hidden files (locks, staging) are refused.
 """
 
 from __future__ import annotations
