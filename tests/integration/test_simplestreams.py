@@ -4,9 +4,11 @@ clients, and Debian's nginx serving the same tree."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +177,42 @@ def test_cli_clients_use_the_served_tree(
     with daemon.client() as client:
         image = client.images.get_by_alias("from-cli")
         assert image.fingerprint == published.images["bb/squashfs"].fingerprint
+
+
+# -- Canonical's python-simplestreams ---------------------------------------------------
+
+SSTREAM_QUERY = Path(sys.executable).with_name("sstream-query")
+
+
+def sstream_query(location: str, *filters: str, env: dict[str, str] | None = None) -> list[dict[str, str]]:
+    done = subprocess.run(
+        [str(SSTREAM_QUERY), "--json", location, *filters],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def test_sstream_query_reads_the_tree(published: Published, pki: PKI) -> None:
+    local = sstream_query(str(published.root / "streams/v1/index.json"))
+    # served over HTTPS, checked against the test CA as any client would
+    env = {**os.environ, "SSL_CERT_FILE": str(pki.bundle)}
+    served = sstream_query(f"{published.trusted.url}/streams/v1/index.json", env=env)
+    for rows in (local, served):
+        by_path = {(row["item_name"], row["path"]): row for row in rows}
+        for alias, image in published.images.items():
+            for file in image.files:
+                matching = [row for (_, path), row in by_path.items() if path == file.path]
+                assert matching, f"{alias}: {file.path} not listed"
+                assert all(row["sha256"] == file.sha256 for row in matching)
+                assert all(int(row["size"]) == file.size for row in matching)
+                assert all(alias in row["aliases"].split(",") for row in matching)
+    vm_meta = sstream_query(
+        str(published.root / "streams/v1/index.json"), "ftype=lxd.tar.xz", "release=vm"
+    )
+    assert [row["combined_disk-kvm-img_sha256"] for row in vm_meta] == [
+        published.images["bb/vm"].fingerprint
+    ]
 
 
 # -- nginx serving the same tree ------------------------------------------------------
