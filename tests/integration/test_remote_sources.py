@@ -22,14 +22,19 @@ def fingerprints(client: Client) -> set[str]:
 # -- simplestreams and URL -------------------------------------------------------------
 
 
+def publish_unique(tree: SimplestreamsTree, tmp_path: Path) -> tuple[str, str]:
+    """Publish a fresh image under a product of its own; return its alias and fingerprint."""
+    name = f"os{secrets.token_hex(3)}"
+    image = write_unified_image(tmp_path / f"{name}.tar.gz", properties={"os": name, "release": "1"})
+    return f"{name}/1", tree.add_unified(image, os_name=name, release="1", aliases=[f"{name}/1"])
+
+
 def test_create_from_simplestreams_with_pinned_certificate(
     client: Client, pinned_tree: SimplestreamsTree, pki: PKI, tmp_path: Path
 ) -> None:
-    name = f"os{secrets.token_hex(3)}"
-    image = write_unified_image(tmp_path / "ss.tar.gz", properties={"os": name, "release": "1"})
-    fingerprint = pinned_tree.add_unified(image, os_name=name, release="1", aliases=[f"{name}/1"])
+    alias, fingerprint = publish_unique(pinned_tree, tmp_path)
     operation = client.images.create_from_simplestreams(
-        pinned_tree.url, f"{name}/1", certificate=pki.pinned_server.cert_pem
+        pinned_tree.url, alias, certificate=pki.pinned_server.cert_pem
     )
     assert isinstance(operation, Operation)
     created = operation.wait(timeout=120)
@@ -43,12 +48,10 @@ def test_create_from_simplestreams_with_pinned_certificate(
 def test_create_from_simplestreams_public_auto_update(
     client: Client, pinned_tree: SimplestreamsTree, pki: PKI, tmp_path: Path
 ) -> None:
-    name = f"os{secrets.token_hex(3)}"
-    image = write_unified_image(tmp_path / "ss.tar.gz", properties={"os": name, "release": "2"})
-    fingerprint = pinned_tree.add_unified(image, os_name=name, release="2", aliases=[f"{name}/2"])
+    alias, fingerprint = publish_unique(pinned_tree, tmp_path)
     created = client.images.create_from_simplestreams(
         pinned_tree.url,
-        f"{name}/2",
+        alias,
         public=True,
         auto_update=True,
         wait=True,
@@ -63,13 +66,11 @@ def test_simplestreams_with_wrong_pinned_certificate(
     client: Client, pinned_tree: SimplestreamsTree, daemons: Daemons,
     tmp_path: Path,
 ) -> None:
-    name = f"os{secrets.token_hex(3)}"
-    image = write_unified_image(tmp_path / "ss.tar.gz", properties={"os": name, "release": "1"})
-    pinned_tree.add_unified(image, os_name=name, release="1", aliases=[f"{name}/1"])
+    alias, _ = publish_unique(pinned_tree, tmp_path)
     wrong = daemons.lxd2.server_certificate()
     with pytest.raises(LXDAPIException) as raised:
         client.images.create_from_simplestreams(
-            pinned_tree.url, f"{name}/1", wait=True, certificate=wrong
+            pinned_tree.url, alias, wait=True, certificate=wrong
         )
     assert raised.value.message
     assert fingerprints(client) == set()
