@@ -1,7 +1,7 @@
 """Peak RSS of the client while it uploads and exports a large image.
 
 Each measured call runs in a fresh child process, so the figure is that call's
-own peak (``ru_maxrss``), interpreter and imports included. Runs against a
+own peak (``VmHWM``), interpreter and imports included. Runs against a
 throwaway LXD daemon unless ``--socket`` names a daemon's unix socket.
 
     .venv/bin/python benchmarks/memory.py --size-mib 1024
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,10 @@ def child(socket: str, action: str, *arguments: str) -> None:
             result = arguments[0]
         else:
             raise SystemExit(f"unknown action {action}")
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM is this process image's own peak; ru_maxrss would also count the
+    # parent's pages this child shared between fork and exec.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     print(json.dumps({"result": result, "peak_rss_mib": round(peak_kib / 1024, 1)}))
 
 
