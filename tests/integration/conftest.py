@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.imageserver import ImageServer, SimplestreamsTree
 from support.pki import KeyPair, make_ca, make_self_signed, make_server_cert
 
 from lxdimages import Client
 from lxdimages.protocol import API, ApiRequest
+from lxdimages.simplestreams import ServerCertificate, StreamImage, Tree, TreeServer
 from lxdimages.testing import ThrowawayDaemon, write_unified_image
 
 
@@ -91,32 +91,46 @@ def daemons(pki: PKI) -> Iterator[Daemons]:
             daemon.stop()
 
 
-@pytest.fixture(scope="session")
-def image_server(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
-    root = tmp_path_factory.mktemp("imageserver")
-    server = ImageServer(root, pki.server).start()
-    yield server
-    server.stop()
+@dataclass
+class ServedTree:
+    """A fresh simplestreams tree, published with ``Tree`` and served by ``TreeServer``
+    at a URL of its own: the daemons cache a server's index by URL.
+    """
 
+    root: Path
+    certificate: KeyPair
+    server: TreeServer | None = None
 
-@pytest.fixture(scope="session")
-def pinned_server(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
-    """An image server whose self-signed certificate no daemon trusts unless pinned."""
-    server = ImageServer(tmp_path_factory.mktemp("pinned"), pki.pinned_server).start()
-    yield server
-    server.stop()
+    def publish(self, image: Path, name: str) -> StreamImage:
+        """Publish ``image`` as product ``name``, alias ``name/1``; serve on first use."""
+        published = Tree(self.root).add(image, os_name=name, release="1", aliases=[f"{name}/1"])
+        if self.server is None:
+            certificate = ServerCertificate(self.certificate.cert_path, self.certificate.key_path)
+            self.server = TreeServer(self.root, certificate, port=0).start()
+        return published
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "publish an image first"
+        return self.server.url
 
 
 @pytest.fixture
-def tree(image_server: ImageServer) -> SimplestreamsTree:
-    """A fresh tree on the CA-signed server (the daemons trust it like a public one)."""
-    return image_server.new_tree()
+def tree(pki: PKI, tmp_path: Path) -> Iterator[ServedTree]:
+    """A tree served with the CA-signed certificate the daemons trust like a public one."""
+    served = ServedTree(tmp_path / "tree", pki.server)
+    yield served
+    if served.server is not None:
+        served.server.stop()
 
 
 @pytest.fixture
-def pinned_tree(pinned_server: ImageServer) -> SimplestreamsTree:
-    """A fresh tree on the self-signed server: reachable only with its pinned certificate."""
-    return pinned_server.new_tree()
+def pinned_tree(pki: PKI, tmp_path: Path) -> Iterator[ServedTree]:
+    """A tree served with a self-signed certificate: reachable only when pinned."""
+    served = ServedTree(tmp_path / "pinned-tree", pki.pinned_server)
+    yield served
+    if served.server is not None:
+        served.server.stop()
 
 
 def _purge(daemon: ThrowawayDaemon) -> None:

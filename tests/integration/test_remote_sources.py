@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
 
 import pytest
-from support.imageserver import SimplestreamsTree
 
 from lxdimages import Client, Conflict, FingerprintMismatch, Image, LXDAPIException, Operation
 from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
 
-from .conftest import PKI, Daemons
+from .conftest import PKI, Daemons, ServedTree
 
 
 def fingerprints(client: Client) -> set[str]:
@@ -22,15 +20,15 @@ def fingerprints(client: Client) -> set[str]:
 # -- simplestreams and URL -------------------------------------------------------------
 
 
-def publish_unique(tree: SimplestreamsTree, tmp_path: Path) -> tuple[str, str]:
+def publish_unique(tree: ServedTree, tmp_path: Path) -> tuple[str, str]:
     """Publish a fresh image under a product of its own; return its alias and fingerprint."""
     name = f"os{secrets.token_hex(3)}"
     image = write_unified_image(tmp_path / f"{name}.tar.gz", properties={"os": name, "release": "1"})
-    return f"{name}/1", tree.add_unified(image, os_name=name, release="1", aliases=[f"{name}/1"])
+    return f"{name}/1", tree.publish(image, name).fingerprint
 
 
 def test_create_from_simplestreams_with_pinned_certificate(
-    client: Client, pinned_tree: SimplestreamsTree, pki: PKI, tmp_path: Path
+    client: Client, pinned_tree: ServedTree, pki: PKI, tmp_path: Path
 ) -> None:
     alias, fingerprint = publish_unique(pinned_tree, tmp_path)
     operation = client.images.create_from_simplestreams(
@@ -46,7 +44,7 @@ def test_create_from_simplestreams_with_pinned_certificate(
 
 
 def test_create_from_simplestreams_public_auto_update(
-    client: Client, pinned_tree: SimplestreamsTree, pki: PKI, tmp_path: Path
+    client: Client, pinned_tree: ServedTree, pki: PKI, tmp_path: Path
 ) -> None:
     alias, fingerprint = publish_unique(pinned_tree, tmp_path)
     created = client.images.create_from_simplestreams(
@@ -63,7 +61,7 @@ def test_create_from_simplestreams_public_auto_update(
 
 
 def test_simplestreams_with_wrong_pinned_certificate(
-    client: Client, pinned_tree: SimplestreamsTree, daemons: Daemons,
+    client: Client, pinned_tree: ServedTree, daemons: Daemons,
     tmp_path: Path,
 ) -> None:
     alias, _ = publish_unique(pinned_tree, tmp_path)
@@ -77,10 +75,9 @@ def test_simplestreams_with_wrong_pinned_certificate(
 
 
 def test_simplestreams_unknown_alias(
-    client: Client, pinned_tree: SimplestreamsTree, pki: PKI, tmp_path: Path
+    client: Client, pinned_tree: ServedTree, pki: PKI, tmp_path: Path
 ) -> None:
-    image = write_unified_image(tmp_path / "ss.tar.gz")
-    pinned_tree.add_unified(image, os_name="busybox", release="1", aliases=["busybox/1"])
+    publish_unique(pinned_tree, tmp_path)
     with pytest.raises(LXDAPIException) as raised:
         client.images.create_from_simplestreams(
             pinned_tree.url, "no/such/alias", wait=True, certificate=pki.pinned_server.cert_pem
@@ -89,18 +86,18 @@ def test_simplestreams_unknown_alias(
     assert fingerprints(client) == set()
 
 
-def test_create_from_url(client: Client, tree: SimplestreamsTree, tmp_path: Path) -> None:
-    image = write_unified_image(tmp_path / "direct.tar.gz")
-    fingerprint = hashlib.sha256(image.read_bytes()).hexdigest()
-    name = f"{secrets.token_hex(6)}.tar.gz"
-    (tree.root / "images" / name).write_bytes(image.read_bytes())
-    created = client.images.create_from_url(f"{tree.url}/direct/{name}", wait=True)
+def test_create_from_url(client: Client, tree: ServedTree, tmp_path: Path) -> None:
+    alias, fingerprint = publish_unique(tree, tmp_path)
+    created = client.images.create_from_url(f"{tree.url}/direct/{alias}", wait=True)
     assert created.fingerprint == fingerprint
 
 
-def test_create_from_url_that_does_not_exist(client: Client, tree: SimplestreamsTree) -> None:
+def test_create_from_url_that_does_not_exist(
+    client: Client, tree: ServedTree, tmp_path: Path
+) -> None:
+    publish_unique(tree, tmp_path)
     with pytest.raises(LXDAPIException) as raised:
-        client.images.create_from_url(f"{tree.url}/direct/missing.tar.gz", wait=True)
+        client.images.create_from_url(f"{tree.url}/direct/missing/1", wait=True)
     assert raised.value.message
     assert fingerprints(client) == set()
 
