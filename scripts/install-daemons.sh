@@ -15,6 +15,7 @@ command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v squashfs >/dev/null 2>&1 || command -v mksquashfs >/dev/null 2>&1 || need+=(squashfs-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 
@@ -39,5 +40,5 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
   echo "deb ${mirror%/} bookworm-backports main" > /etc/apt/sources.list.d/lxdimages-backports.list
 fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends lxd lxd-client busybox-static xz-utils squashfs-tools nginx-light tmux time curl >/dev/null
+apt-get install -y -qq --no-install-recommends lxd lxd-client busybox-static xz-utils squashfs-tools nginx-light tmux time curl iproute2 >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null

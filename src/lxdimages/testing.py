@@ -69,8 +69,13 @@ class ThrowawayDaemon:
         *,
         environment: Mapping[str, str] | None = None,
         directory: str | None = None,
+        network_namespace: str | None = None,
     ) -> None:
+        """``network_namespace`` runs the daemon in that (existing) namespace: its
+        network is then its own, while its unix socket stays reachable here.
+        """
         self.kind: DaemonKind = kind
+        self.network_namespace = network_namespace
         self._owns_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix=f"lxdimages-{kind}-"))
         self.environment = dict(environment or {})
@@ -114,8 +119,9 @@ class ThrowawayDaemon:
         """Start the daemon and wait until it answers on its socket."""
         binary = _binary(self.kind)
         self._log = self.log_path.open("ab")
+        prefix = ["ip", "netns", "exec", self.network_namespace] if self.network_namespace else []
         self._process = subprocess.Popen(
-            [binary, "--group", "root"],
+            [*prefix, binary, "--group", "root"],
             env=self._env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,

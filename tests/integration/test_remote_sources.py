@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lxdimages import Client, Conflict, FingerprintMismatch, Image, LXDAPIException, Operation
+from lxdimages import (
+    Client,
+    Conflict,
+    FingerprintMismatch,
+    Image,
+    LXDAPIException,
+    Operation,
+    OperationFailed,
+)
 from lxdimages.testing import ThrowawayDaemon, write_split_image, write_unified_image
 
 from .conftest import PKI, Daemons, ServedTree
@@ -214,3 +224,32 @@ def test_relay_of_a_corrupted_source_leaves_nothing(daemons: Daemons, tmp_path: 
             image.copy(target, wait=True, mode="relay")
         assert raised.value.expected == image.fingerprint
         assert fingerprints(target) == set()
+
+
+@pytest.fixture
+def isolated_lxd() -> Iterator[ThrowawayDaemon]:
+    """An LXD in a network namespace of its own: it cannot reach the other daemons'
+    HTTPS addresses (its 127.0.0.1 is not theirs), while its socket is ours."""
+    namespace = f"lxdimages-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True)
+    daemon = ThrowawayDaemon("lxd", network_namespace=namespace)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.stop()
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def test_auto_copy_relays_when_the_target_cannot_reach_the_source(
+    daemons: Daemons, pki: PKI, tmp_path: Path, isolated_lxd: ThrowawayDaemon
+) -> None:
+    with _client(daemons, "lxd2", pki, tmp_path) as source, isolated_lxd.client() as target:
+        image = source.images.create(write_unified_image(tmp_path / "s.tar.gz"), aliases=["far"])
+        assert image.copy_mode() == "pull"
+        with pytest.raises(OperationFailed):
+            image.copy(target, wait=True, mode="pull")  # the target really cannot pull
+        assert fingerprints(target) == set()
+        copied = image.copy(target, wait=True)  # auto: the pull fails, the relay succeeds
+        assert copied.fingerprint == image.fingerprint
+        assert target.images.get_by_alias("far") == copied
