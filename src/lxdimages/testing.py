@@ -198,17 +198,20 @@ class ThrowawayDaemon:
         if self._log is not None:
             self._log.close()
             self._log = None
+        _unmount_below(self.directory)
         if self._owns_directory:
-            _remove_tree(self.directory)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _remove_tree(directory: Path) -> None:
-    # The daemons mount tmpfs helpers (shmounts, devlxd) inside their directory.
+def _unmount_below(directory: Path) -> None:
+    """Unmount what a daemon mounted in its directory (tmpfs for shmounts, devlxd),
+    even when it died at start-up."""
     with open("/proc/self/mounts") as mounts:
-        mounted = [line.split()[1] for line in mounts if str(directory) in line]
+        mounted = [
+            line.split()[1] for line in mounts if line.split()[1].startswith(f"{directory}/")
+        ]
     for mountpoint in sorted(mounted, reverse=True):
         subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 # -- test images ----------------------------------------------------------------------

@@ -296,3 +296,17 @@ def test_progress_bar_in_a_real_terminal(shell: Shell, daemons: Daemons, tmp_pat
     assert "MB" in drawn or "GB" in drawn  # with its transfer figures
     assert "Image imported with fingerprint" in screen
     assert "Importing" not in screen.split(command[:20])[-1]  # and cleared at the end
+
+
+def test_refresh_an_image_from_its_source(shell: Shell, daemons: Daemons, tmp_path: Path) -> None:
+    tree = Tree(tmp_path / "tree")
+    published = tree.add(write_unified_image(tmp_path / "u.tar.gz"), aliases=["ss/auto"])
+    cert = ServerCertificate.self_signed(tmp_path / "cert", "127.0.0.1")
+    with TreeServer(tree.root, cert, port=0) as server, daemons.lxd.client() as client:
+        image = client.images.create_from_simplestreams(
+            server.url, "ss/auto", auto_update=True, wait=True, certificate=cert.pem
+        )
+        image.add_alias("auto")
+        assert image.update_source is not None
+        assert shell.ok("refresh", "auto").strip() == "Image already up to date"
+    assert image.fingerprint == published.fingerprint
