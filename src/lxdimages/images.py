@@ -336,28 +336,20 @@ class Image:
         meter = ProgressMeter(progress, "relay", self.size or None)
         with self.client.stream(self._export_request()) as response:
             chunks = meter.count(response.iter_raw())
+            rootfs: Iterator[bytes] | None = None
             if _is_multipart(response):
                 parts = iter_export_parts(response.headers["content-type"], chunks)
-                operation = target._upload_split(
-                    _next_part_chunks(parts),
-                    _next_part_chunks(parts),
-                    rootfs_name="rootfs.img" if self.type == "virtual-machine" else "rootfs",
-                    public=public,
-                    filename=self.filename,
-                    properties=None,
-                    aliases=aliases,
-                    expected=self.fingerprint,
-                )
-            else:
-                operation = target._upload(
-                    chunks,
-                    public=public,
-                    filename=self.filename,
-                    properties=None,
-                    aliases=aliases,
-                    length=self.size,
-                    expected=self.fingerprint,
-                )
+                chunks, rootfs = _next_part_chunks(parts), _next_part_chunks(parts)
+            operation = target._relay_in(
+                chunks,
+                rootfs,
+                image_type=self.type,
+                fingerprint=self.fingerprint,
+                filename=self.filename,
+                length=self.size,
+                public=public,
+                aliases=aliases,
+            )
         meter.finish()
         return operation.wait() if wait else operation
 
@@ -545,6 +537,42 @@ class ImageManager:
                     409,
                     request=f"alias check on {self._client.endpoint}",
                 )
+
+    def _relay_in(
+        self,
+        metadata: Iterable[bytes],
+        rootfs: Iterable[bytes] | None,
+        *,
+        image_type: str,
+        fingerprint: str,
+        filename: str,
+        length: int | None,
+        public: bool,
+        aliases: list[dict[str, str]],
+    ) -> Operation[Image]:
+        """Upload an image relayed from another server: unified (``metadata`` is the
+        whole image, ``length`` bytes) or split; its fingerprint there is the check.
+        """
+        if rootfs is None:
+            return self._upload(
+                metadata,
+                public=public,
+                filename=filename,
+                properties=None,
+                aliases=aliases,
+                length=length,
+                expected=fingerprint,
+            )
+        return self._upload_split(
+            metadata,
+            rootfs,
+            rootfs_name="rootfs.img" if image_type == "virtual-machine" else "rootfs",
+            public=public,
+            filename=filename,
+            properties=None,
+            aliases=aliases,
+            expected=fingerprint,
+        )
 
     def _upload(
         self,

@@ -99,17 +99,14 @@ class ChunkReader:
         self._chunks = iter(chunks)
         self._pending = b""
         self._hasher = hasher
-        self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._pending or next(self._chunks, b"")
         self._pending = b""
         if size >= 0 and len(data) > max(size, CHUNK_SIZE):
             data, self._pending = data[:CHUNK_SIZE], data[CHUNK_SIZE:]
-        if data:
-            self.bytes_read += len(data)
-            if self._hasher is not None:
-                self._hasher.update(data)
+        if data and self._hasher is not None:
+            self._hasher.update(data)
         return data
 
     def __iter__(self) -> Iterator[bytes]:

@@ -115,22 +115,23 @@ class ServedTree:
         return self.server.url
 
 
-@pytest.fixture
-def tree(pki: PKI, tmp_path: Path) -> Iterator[ServedTree]:
-    """A tree served with the CA-signed certificate the daemons trust like a public one."""
-    served = ServedTree(tmp_path / "tree", pki.server)
+def _served(root: Path, certificate: KeyPair) -> Iterator[ServedTree]:
+    served = ServedTree(root, certificate)
     yield served
     if served.server is not None:
         served.server.stop()
+
+
+@pytest.fixture
+def tree(pki: PKI, tmp_path: Path) -> Iterator[ServedTree]:
+    """A tree served with the CA-signed certificate the daemons trust like a public one."""
+    yield from _served(tmp_path / "tree", pki.server)
 
 
 @pytest.fixture
 def pinned_tree(pki: PKI, tmp_path: Path) -> Iterator[ServedTree]:
     """A tree served with a self-signed certificate: reachable only when pinned."""
-    served = ServedTree(tmp_path / "pinned-tree", pki.pinned_server)
-    yield served
-    if served.server is not None:
-        served.server.stop()
+    yield from _served(tmp_path / "pinned-tree", pki.pinned_server)
 
 
 def _purge(daemon: ThrowawayDaemon) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -190,29 +190,20 @@ class SimplestreamsSource:
         alias_list = [{"name": name, "description": ""} for name in aliases]
         client.images._check_aliases_free(list(aliases))
         meter = ProgressMeter(progress, "relay", image.size)
-        with self.open(image.metadata.path) as raw_metadata:
-            metadata = meter.count(raw_metadata)
-            if image.rootfs is None:
-                operation = client.images._upload(
-                    metadata,
-                    public=public,
-                    filename=image.metadata.name,
-                    properties=None,
-                    aliases=alias_list,
-                    length=image.metadata.size,
-                    expected=image.fingerprint,
-                )
-            else:
-                with self.open(image.rootfs.path) as rootfs:
-                    operation = client.images._upload_split(
-                        metadata,
-                        meter.count(rootfs),
-                        rootfs_name="rootfs.img" if image.type == "virtual-machine" else "rootfs",
-                        public=public,
-                        filename=image.rootfs.name,
-                        properties=None,
-                        aliases=alias_list,
-                        expected=image.fingerprint,
-                    )
+        with ExitStack() as files:
+            metadata = meter.count(files.enter_context(self.open(image.metadata.path)))
+            rootfs = None
+            if image.rootfs is not None:
+                rootfs = meter.count(files.enter_context(self.open(image.rootfs.path)))
+            operation = client.images._relay_in(
+                metadata,
+                rootfs,
+                image_type=image.type,
+                fingerprint=image.fingerprint,
+                filename=(image.rootfs or image.metadata).name,
+                length=image.metadata.size,
+                public=public,
+                aliases=alias_list,
+            )
         meter.finish()
         return operation.wait(progress=progress) if wait else operation
