@@ -71,9 +71,6 @@ class ApiRequest:
         """The path with its query string."""
         return self.path + ("?" + urlencode(self.params) if self.params else "")
 
-    def describe(self) -> str:
-        return f"{self.method} {self.target()}"
-
 
 @dataclass(frozen=True)
 class Envelope:
